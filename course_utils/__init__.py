@@ -1,0 +1,1 @@
+"""Reference implementations, data, plots, widgets and grading checks for the course notebooks."""

@@ -1,0 +1,17 @@
+"""Test-session set-up: keep Jupyter, IPython and matplotlib out of the real $HOME."""
+import os
+import pathlib
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    home = pathlib.Path(tempfile.mkdtemp(prefix="course-tests-home-"))
+    for var, sub in [("HOME", ""), ("JUPYTER_CONFIG_DIR", ".jupyter"), ("JUPYTER_DATA_DIR", ".local/share/jupyter"),
+                     ("JUPYTER_RUNTIME_DIR", ".local/share/jupyter/runtime"), ("IPYTHONDIR", ".ipython"),
+                     ("MPLCONFIGDIR", ".config/matplotlib")]:
+        path = home / sub
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ[var] = str(path)
+    os.environ.setdefault("MPLBACKEND", "Agg")
