@@ -7,9 +7,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
-NOTEBOOKS := $(notdir $(wildcard solutions/*))
+NOTEBOOKS := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard solutions/*/*.ipynb)))))
+# nbgrader runs helper programs (alembic) by name: the venv's bin must come first on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup lab test release clean-state
+FIRST_NOTEBOOK := $(firstword $(NOTEBOOKS))
+LAB := $(BIN)/jupyter lab --LabApp.app_settings_dir=$(CURDIR)/lab/settings
+
+.PHONY: setup lab lab-instructor test browser-test release
 
 setup: $(STAMP)
 
@@ -19,11 +24,21 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "Set-up done: $(VENV) holds the pinned course environment."
 
+# Student mode: the released notebooks, no nbgrader instructor UI, opens on the first notebook.
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(ARGS)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/lab/student $(LAB) --ServerApp.root_dir=notebooks \
+		--LabApp.default_url=/lab/tree/$(FIRST_NOTEBOOK)/$(FIRST_NOTEBOOK).ipynb $(ARGS)
+
+# Instructor mode: the whole repository with nbgrader's create-assignment toolbar and formgrader.
+lab-instructor: setup
+	cd autograde && ../$(LAB) --ServerApp.root_dir=.. $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every notebook opened and run in JupyterLab in headless Chromium (also part of `make test`).
+browser-test: setup
+	$(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
 
 # Regenerate the student notebooks from the solution notebooks (nbgrader generate_assignment).
 release: setup

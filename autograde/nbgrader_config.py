@@ -19,7 +19,7 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(HERE, "gradebook.db")
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-c.GenerateAssignment.preprocessors = list(GenerateAssignment.preprocessors.default_value) + [TagExpectedErrors]
+c.GenerateAssignment.preprocessors = GenerateAssignment.class_traits()["preprocessors"].default() + [TagExpectedErrors]
 
 # Per-cell time limit while autograding and validating (seconds).
 c.Execute.timeout = 120

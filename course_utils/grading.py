@@ -287,7 +287,8 @@ def run_case(fn, exercise, name, args):
             actual = guarded(*given)
             problem = None
     except NotImplementedError:
-        raise
+        raise NotImplementedError(f"{exercise.id} is not written yet: replace `raise NotImplementedError()` "
+                                  f"in its cell with your code.") from None
     except ForbiddenCallError as error:
         return f"{exercise.id}, case '{name}': {error}"
     except Exception as error:  # the student's code crashed: say where, keep the original message

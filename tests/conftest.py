@@ -1,6 +1,7 @@
 """Test-session set-up: keep Jupyter, IPython and matplotlib out of the real $HOME."""
 import os
 import pathlib
+import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -15,3 +16,5 @@ def pytest_configure(config):
         path.mkdir(parents=True, exist_ok=True)
         os.environ[var] = str(path)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # nbgrader runs programs of this environment (alembic) by name.
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
