@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 FIRST_NOTEBOOK := $(firstword $(NOTEBOOKS))
 LAB := $(BIN)/jupyter lab --LabApp.app_settings_dir=$(CURDIR)/lab/settings
 
-.PHONY: setup lab lab-instructor test browser-test release
+.PHONY: setup lab lab-instructor test browser-test release grade-demo
 
 setup: $(STAMP)
 
@@ -44,3 +44,7 @@ browser-test: setup
 release: setup
 	cd autograde && for nb in $(NOTEBOOKS); do \
 		../$(BIN)/nbgrader generate_assignment "$$nb" --force --log-level=WARN || exit 1; done
+
+# The instructor's main job on a demo class (honest and hostile students): results/demo/results/.
+grade-demo: setup
+	$(BIN)/python -m autograde.demo $(ARGS)

@@ -1,14 +1,22 @@
 """Test-session set-up: keep Jupyter, IPython and matplotlib out of the real $HOME."""
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+HOME = pathlib.Path(tempfile.mkdtemp(prefix="course-tests-home-"))
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(HOME, ignore_errors=True)
+
+
 def pytest_configure(config):
-    home = pathlib.Path(tempfile.mkdtemp(prefix="course-tests-home-"))
+    home = HOME
     for var, sub in [("HOME", ""), ("JUPYTER_CONFIG_DIR", ".jupyter"), ("JUPYTER_DATA_DIR", ".local/share/jupyter"),
                      ("JUPYTER_RUNTIME_DIR", ".local/share/jupyter/runtime"), ("IPYTHONDIR", ".ipython"),
                      ("MPLCONFIGDIR", ".config/matplotlib")]:
