@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 FIRST_NOTEBOOK := $(firstword $(NOTEBOOKS))
 LAB := $(BIN)/jupyter lab --LabApp.app_settings_dir=$(CURDIR)/lab/settings
 
-.PHONY: setup lab lab-instructor test browser-test release grade-demo
+.PHONY: setup lab lab-instructor test browser-test release grade-demo bench
 
 setup: $(STAMP)
 
@@ -48,3 +48,7 @@ release: setup
 # The instructor's main job on a demo class (honest and hostile students): results/demo/results/.
 grade-demo: setup
 	$(BIN)/python -m autograde.demo $(ARGS)
+
+# Speed figures beside their goals (notebooks, grading, references, set-up): results/bench/latest.md.
+bench: setup
+	$(BIN)/python -m autograde.bench $(ARGS)

@@ -118,10 +118,12 @@ def conv2d(x, weight, bias=None, padding="same"):
     _check_padding(padding)
     s_h, s_w = weight.shape[-2:]
     k_h, k_w = _half_width(s_h, "kernel height"), _half_width(s_w, "kernel width")
-    if padding == "same":
-        x = F.pad(x, (k_w, k_w, k_h, k_h))                         # (B, C_in, H + 2k_h, W + 2k_w)
-    patches = x.unfold(2, s_h, 1).unfold(3, s_w, 1)                # (B, C_in, H_out, W_out, s_h, s_w)
-    out = torch.einsum("bcyxij,ocij->boyx", patches, weight)       # (B, C_out, H_out, W_out)
+    pad = (k_h, k_w) if padding == "same" else (0, 0)
+    B, _, H, W = x.shape
+    H_out, W_out = H + 2 * pad[0] - s_h + 1, W + 2 * pad[1] - s_w + 1
+    patches = F.unfold(x, (s_h, s_w), padding=pad)                 # (B, C_in*s_h*s_w, H_out*W_out)
+    out = weight.reshape(weight.shape[0], -1) @ patches            # (B, C_out, H_out*W_out)
+    out = out.reshape(B, weight.shape[0], H_out, W_out)            # (B, C_out, H_out, W_out)
     if bias is not None:
         out = out + bias[:, None, None]
     return out
