@@ -61,7 +61,6 @@ def command(argv, box, uid, limits, env=None):
     env = dict(env or {})
     env.setdefault("HOME", box)
     env.setdefault("PATH", os.path.dirname(sys.executable) + ":/usr/bin:/bin")
-    env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("MPLCONFIGDIR", "/tmp/matplotlib")
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     env.setdefault("OMP_NUM_THREADS", "1")

@@ -23,6 +23,5 @@ def pytest_configure(config):
         path = home / sub
         path.mkdir(parents=True, exist_ok=True)
         os.environ[var] = str(path)
-    os.environ.setdefault("MPLBACKEND", "Agg")
     # nbgrader runs programs of this environment (alembic) by name.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
