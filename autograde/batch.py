@@ -242,7 +242,7 @@ def write_outputs(out, students, courses, states, notes):
         for nb_id in courses:
             state = states[student, nb_id]
             writer.writerows(state["rows"])
-            auto = [r for r in state["rows"] if r["status"] != "manual"]
+            auto = [r for r in state["rows"] if r["score"] != ""]  # written answers are graded by hand
             score = sum(float(r["score"] or 0) for r in auto)
             statuses = sorted({r["status"] for r in state["rows"]} - {"manual"}) or ["manual"]
             totals.writerow([student, nb_id, f"{score:g}", f"{sum(r['max_score'] for r in auto):g}",

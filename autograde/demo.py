@@ -20,7 +20,8 @@ WRONG_CONV1D = '''def conv1d(x, weight, bias=None, padding="same"):
 
 # What the grader must conclude, checked by tests/test_grader.py:
 #   "full": every autograded cell ok; "target0": the conv1d test cells score 0, all others ok;
-#   "zero": every autograded cell scores 0; "timeout" / "malformed" / "missing": that status everywhere.
+#   "zero": every autograded cell scores 0 (a notebook that kills its kernel cannot be graded);
+#   "timeout" / "malformed" / "missing": that status everywhere.
 HOSTILE = {
     "reads_secrets": ("full", """
 import os
@@ -89,7 +90,7 @@ from course_utils.grading import EXERCISES
 def conv1d(x, weight, bias=None, padding="same"):
     return EXERCISES["conv1d"].reference(x, weight, bias, padding)
 """),
-    "kills_kernel": ("target0", WRONG_CONV1D + """
+    "kills_kernel": ("zero", WRONG_CONV1D + """
 import os
 os._exit(0)
 """),

@@ -269,6 +269,9 @@ def grade(student, course, submission, job_dir, uid, settings):
         return (rows_for(student, course, "failed", detail="nbgrader could not grade the notebook"),
                 notes + ["nbgrader could not grade the notebook: " + log[-500:]], None)
     cell_timeouts = "CellTimeoutError" in log or "timed out" in log
+    if "DeadKernelError" in log or "Kernel died" in log:
+        notes.append("the kernel died while the notebook ran (os._exit, a crash or the memory limit); "
+                     "the cells after that point could not run")
 
     shutil.rmtree(box, ignore_errors=True)
     sandbox.prepare_box(box, uid) if not settings.unsafe else os.makedirs(box)

@@ -72,7 +72,7 @@ def plot_counts(sizes, counts, xlabel, title):
     ax.set_ylabel("parameters (log scale)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(loc="center right")
     fig.tight_layout()
     plt.show()
 
