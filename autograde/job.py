@@ -189,7 +189,8 @@ def recheck_verdicts(course, results):
                 if kind == "validated":
                     problem = value if isinstance(value, str) else None
                 elif kind == "ok":
-                    message = grading.compare(exercise.reference(*grading._clone(args)), value)
+                    message = grading.compare(exercise.reference(*grading._clone(args)), value,
+                                              tolerance=exercise.tolerance)
                     problem = message and f"case '{name}': {message}"
                 else:
                     problem = str(value)

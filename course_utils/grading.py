@@ -53,6 +53,7 @@ class Exercise:
     forbidden_aten: str = None
     describe: Callable = None  # optional: args -> short text; the default lists shapes and values
     validate: Callable = None  # optional: (student_fn, args) -> message or None, replaces the comparison
+    tolerance: tuple = None    # optional (rtol, atol) for every dtype, instead of TOLERANCES
 
     @property
     def reference(self):
@@ -121,11 +122,16 @@ def forbidden_calls(exercise):
 
 def _fmt(value):
     if isinstance(value, torch.Tensor):
-        if value.numel() <= 6 and value.dim() <= 1:
+        if value.dim() == 0:
+            return f"tensor({value.item():.4g}, {_dtype(value)})"
+        if value.numel() <= 6 and value.dim() == 1:
             return f"tensor({[round(v, 4) for v in value.tolist()]}, {_dtype(value)})"
         return f"tensor {tuple(value.shape)} {_dtype(value)}"
     if isinstance(value, float):
         return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_fmt(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
     return repr(value)
 
 
@@ -145,27 +151,27 @@ def _index(flat_index, shape):
     return tuple(reversed(idx))
 
 
-def compare(expected, actual, where="the result"):
+def compare(expected, actual, where="the result", tolerance=None):
     """None when `actual` matches `expected` (tensors to the dtype's tolerance), else a message."""
     if isinstance(expected, torch.Tensor):
-        return _compare_tensors(expected, actual, where)
+        return _compare_tensors(expected, actual, where, tolerance)
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
             return f"{where} should be a dict with keys {sorted(expected)}, got {type(actual).__name__}."
         if set(actual) != set(expected):
             return f"{where} should have exactly the keys {sorted(expected)}, got {sorted(actual)}."
         for key in expected:
-            problem = compare(expected[key], actual[key], f"{where}[{key!r}]")
+            problem = compare(expected[key], actual[key], f"{where}[{key!r}]", tolerance)
             if problem:
                 return problem
         return None
-    if isinstance(expected, tuple):
+    if isinstance(expected, (tuple, list)):
         if not isinstance(actual, (tuple, list)) or len(actual) != len(expected):
             got = f"{type(actual).__name__} of length {len(actual)}" if isinstance(actual, (tuple, list)) \
                 else type(actual).__name__
-            return f"{where} should be a tuple of {len(expected)} items, got {got}."
+            return f"{where} should be a {type(expected).__name__} of {len(expected)} items, got {got}."
         for i, (e, a) in enumerate(zip(expected, actual)):
-            problem = compare(e, a, f"{where}[{i}]")
+            problem = compare(e, a, f"{where}[{i}]", tolerance)
             if problem:
                 return problem
         return None
@@ -193,7 +199,7 @@ def _compare_numbers(expected, actual, where):
     return None
 
 
-def _compare_tensors(expected, actual, where):
+def _compare_tensors(expected, actual, where, tolerance=None):
     if not isinstance(actual, torch.Tensor):
         return f"{where} should be a torch.Tensor, got {type(actual).__name__}."
     if actual.shape != expected.shape:
@@ -208,7 +214,7 @@ def _compare_tensors(expected, actual, where):
             return (f"{where}: {int(wrong.sum())} of {expected.numel()} entries differ; first at index {first} "
                     f"(expected {expected[first].item()}, got {actual[first].item()}).")
         return None
-    rtol, atol = TOLERANCES.get(expected.dtype, TOLERANCES[torch.float32])
+    rtol, atol = tolerance or TOLERANCES.get(expected.dtype, TOLERANCES[torch.float32])
     if torch.isnan(actual).any() and not torch.isnan(expected).any():
         first = _index(int(torch.isnan(actual).flatten().nonzero()[0]), expected.shape)
         return f"{where} contains NaN (first at index {first}); the expected values are all finite."
@@ -221,7 +227,8 @@ def _compare_tensors(expected, actual, where):
     message = (f"{where}: {int(bad.sum())} of {expected.numel()} values are off; the largest error is "
                f"{error[worst].item():.3g} at index {worst} (expected {expected[worst].item():.6g}, got "
                f"{actual[worst].item():.6g}); tolerance rtol={rtol:g}, atol={atol:g}.")
-    if expected.dtype == torch.float64 and torch.allclose(actual, expected, *TOLERANCES[torch.float32]):
+    if expected.dtype == torch.float64 and tolerance is None and \
+            torch.allclose(actual, expected, *TOLERANCES[torch.float32]):
         message += (" The values agree to float32 precision only: part of your computation ran in float32 "
                     "(a tensor created without dtype=..., or a float32 constant).")
     return message
@@ -297,22 +304,23 @@ def run_case(fn, exercise, name, args):
         return header + "your function changed its input tensors in place. Work on new tensors instead " \
                         "(out-of-place ops, or .clone() before writing into a copy)."
     if not exercise.validate:
-        problem = compare(expected, actual)
+        problem = compare(expected, actual, tolerance=exercise.tolerance)
     if problem is None:
         return None
-    hints = [] if exercise.validate else [v.message for v in exercise.variants if _matches_variant(v, args, actual)]
+    hints = [] if exercise.validate else [v.message for v in exercise.variants
+                                          if _matches_variant(v, args, actual, exercise.tolerance)]
     if hints:
         problem += "\n  Likely misconception: " + "\n  Or: ".join(hints[:2])
     return header + problem
 
 
-def _matches_variant(variant, args, actual):
+def _matches_variant(variant, args, actual, tolerance=None):
     try:
         with torch.no_grad():
             wrong = variant.fn(*_clone(args))
     except Exception:
         return False
-    return compare(wrong, actual) is None
+    return compare(wrong, actual, tolerance=tolerance) is None
 
 
 def check(fn, exercise_id, part="basic", hidden=False, seed=0):

@@ -1,2 +1,3 @@
 """Exercise descriptions for the grader, one module per notebook; importing registers them."""
 from . import fc_local_conv  # noqa: F401
+from . import bptt_linear_rnn  # noqa: F401

@@ -1,0 +1,112 @@
+"""Backpropagation through time on toy linear RNNs: reference implementations for notebook 02.
+
+Scalar toy graph (h_0 = 0): for each input u_t, p_t = h_{t-1} + u_t and h_t = w p_t; y = h_T.
+Vector toy model: h_t = W_hx x_t + W_hh h_{t-1}, o_t = W_oh h_t, for one sequence xs `(T, d_in)`.
+"""
+import torch
+
+from .reference import reference
+
+
+@reference("scalar_rnn")
+def scalar_rnn(w, u):
+    """y = h_T of the scalar graph: y = sum_t w^(T - t + 1) u_t (t = 1..T). w `()`, u `(T,)` -> `()`."""
+    T = u.shape[0]
+    powers = torch.arange(T, 0, -1, dtype=u.dtype)       # (T,): T, T-1, ..., 1
+    return (w ** powers * u).sum()
+
+
+@reference("scalar_rnn_grads")
+def scalar_rnn_grads(w, u):
+    """(dy/dw, dy/dp_1) by a backward pass through the unrolled scalar graph. w `()`, u `(T,)`.
+
+    dy/dw = sum_t (T - t + 1) w^(T - t) u_t is the sum over the T paths through w;
+    dy/dp_1 = w^T is the product of the local derivatives dh_t/dp_t = w and dp_{t+1}/dh_t = 1.
+    """
+    T = u.shape[0]
+    # forward, keeping every p_t: p_1 = u_1, p_t = w p_{t-1} + u_t
+    ps = []
+    h = torch.zeros((), dtype=u.dtype)
+    for t in range(T):
+        p = h + u[t]
+        ps.append(p)
+        h = w * p
+    # backward: dy/dh_T = 1; through h_t = w p_t and p_t = h_{t-1} + u_t
+    dy_dw = torch.zeros((), dtype=u.dtype)
+    dy_dh = torch.ones((), dtype=u.dtype)
+    for t in reversed(range(T)):
+        dy_dw = dy_dw + dy_dh * ps[t]   # local derivative of h_t = w p_t with respect to w
+        dy_dp = dy_dh * w               # ... and with respect to p_t
+        dy_dh = dy_dp                   # p_t = h_{t-1} + u_t passes the gradient on unchanged
+    return dy_dw, dy_dp
+
+
+@reference("linear_rnn_forward")
+def linear_rnn_forward(xs, W_hx, W_hh, W_oh, h0=None):
+    """h_t = W_hx x_t + W_hh h_{t-1}, o_t = W_oh h_t. xs `(T, d_in)` -> hs `(T, d_h)`, os `(T, d_out)`."""
+    h = torch.zeros(W_hh.shape[0], dtype=xs.dtype) if h0 is None else h0
+    inputs = xs @ W_hx.T                                   # (T, d_h): W_hx x_t for every t at once
+    hs = []
+    for t in range(xs.shape[0]):
+        h = inputs[t] + W_hh @ h                           # (d_h,)
+        hs.append(h)
+    hs = torch.stack(hs)                                   # (T, d_h)
+    return hs, hs @ W_oh.T                                 # (T, d_out)
+
+
+def _backward(xs, hs, h0, W_hh, W_oh, dL_dos, chunk):
+    """Gradients of the vector model, with the gradient through h stopped at multiples of `chunk`."""
+    T = xs.shape[0]
+    previous = torch.cat([h0[None], hs[:-1]])             # (T, d_h): h_{t-1} for every t
+    dL_dhs = dL_dos @ W_oh                                 # (T, d_h): W_oh^T dL/do_t, the direct part
+    g = torch.zeros(W_hh.shape[0], dtype=xs.dtype)         # dL/dh_{t+1} arriving from the future
+    total = []
+    for t in reversed(range(T)):
+        if (t + 1) % chunk == 0:                           # h_t was detached: nothing flows back into it
+            g = torch.zeros_like(g)
+        g = dL_dhs[t] + W_hh.T @ g                         # dL/dh_t, (d_h,)
+        total.append(g)
+    dL_dh = torch.stack(total[::-1])                       # (T, d_h)
+    return {"W_hx": dL_dh.T @ xs,                          # sum_t dL/dh_t x_t^T, (d_h, d_in)
+            "W_hh": dL_dh.T @ previous,                    # sum_t dL/dh_t h_{t-1}^T, (d_h, d_h)
+            "W_oh": dL_dos.T @ hs}                         # sum_t dL/do_t h_t^T, (d_out, d_h)
+
+
+@reference("linear_rnn_bptt")
+def linear_rnn_bptt(xs, W_hx, W_hh, W_oh, dL_dos, h0=None):
+    """Full BPTT: dL/dW for a loss whose gradient with respect to o_t is dL_dos[t] `(T, d_out)`.
+
+    dL/dh_t = W_oh^T dL/do_t + W_hh^T dL/dh_{t+1};  dL/dW_hx = sum_t dL/dh_t x_t^T,
+    dL/dW_hh = sum_t dL/dh_t h_{t-1}^T,  dL/dW_oh = sum_t dL/do_t h_t^T.
+    """
+    h0 = torch.zeros(W_hh.shape[0], dtype=xs.dtype) if h0 is None else h0
+    hs, _ = linear_rnn_forward.__wrapped__(xs, W_hx, W_hh, W_oh, h0)
+    return _backward(xs, hs, h0, W_hh, W_oh, dL_dos, chunk=xs.shape[0] + 1)
+
+
+@reference("hidden_state_jacobian")
+def hidden_state_jacobian(W_hh, T, t):
+    """J[i, j] = d h_T[i] / d h_t[j] = (W_hh^(T - t))[i, j] for the linear model. `(d_h, d_h)`."""
+    return torch.linalg.matrix_power(W_hh, T - t)
+
+
+@reference("truncated_bptt")
+def truncated_bptt(xs, W_hx, W_hh, W_oh, dL_dos, chunk, h0=None):
+    """Truncated BPTT: run in chunks of `chunk` steps, state carried forward, gradient stopped at each boundary.
+
+    Equals `linear_rnn_bptt` when chunk >= T. Gradients are summed over all chunks.
+    """
+    h0 = torch.zeros(W_hh.shape[0], dtype=xs.dtype) if h0 is None else h0
+    hs, _ = linear_rnn_forward.__wrapped__(xs, W_hx, W_hh, W_oh, h0)
+    return _backward(xs, hs, h0, W_hh, W_oh, dL_dos, chunk=chunk)
+
+
+@reference("clip_grad_norm")
+def clip_grad_norm(grads, max_norm):
+    """Global-norm clipping g <- min(1, max_norm / ||g||) g over a list of tensors.
+
+    Returns (new tensors, the global norm before clipping as a float); the inputs are untouched.
+    """
+    total = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).item() if grads else 0.0
+    scale = min(1.0, max_norm / total) if total > 0 else 1.0
+    return [g * scale for g in grads], total
