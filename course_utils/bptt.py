@@ -110,3 +110,103 @@ def clip_grad_norm(grads, max_norm):
     total = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).item() if grads else 0.0
     scale = min(1.0, max_norm / total) if total > 0 else 1.0
     return [g * scale for g in grads], total
+
+
+# ---------------------------------------------------------------------------------------------
+# Demonstrations (not graded)
+
+
+def matrix_with_spectral_radius(d, radius, seed=0):
+    """A random `(d, d)` matrix whose eigenvalues all have modulus `radius` (a scaled orthogonal matrix)."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    return radius * q
+
+
+def jacobian_norms(W_hh, lags):
+    """||d h_T / d h_{T-l}|| = ||W_hh^l|| (spectral norm) for each lag l of the linear model."""
+    return [torch.linalg.matrix_norm(torch.linalg.matrix_power(W_hh, l), ord=2).item() for l in lags]
+
+
+def nonlinear_jacobian_norms(W_hh, W_hx, xs, activation, h0=None):
+    """||d h_T / d h_t|| for t = T..1 of h_t = activation(W_hx x_t + W_hh h_{t-1}), by the chain rule.
+
+    Each step contributes diag(activation'(a_t)) W_hh; for tanh, activation' = 1 - h_t^2.
+    """
+    h = torch.zeros(W_hh.shape[0], dtype=W_hh.dtype) if h0 is None else h0
+    steps = []
+    for x in xs:
+        a = W_hx @ x + W_hh @ h                                     # (d_h,)
+        h = activation(a)
+        slope = 1 - h ** 2 if activation is torch.tanh else (a > 0).to(a.dtype)
+        steps.append(slope[:, None] * W_hh)                         # dh_t/dh_{t-1}, (d_h, d_h)
+    J = torch.eye(W_hh.shape[0], dtype=W_hh.dtype)
+    norms = [1.0]
+    for step in reversed(steps[1:]):                                # d h_T / d h_{T-l} for l = 1, 2, ...
+        J = J @ step
+        norms.append(torch.linalg.matrix_norm(J, ord=2).item())
+    return norms
+
+
+def randomized_truncation(xs, W_hx, W_hh, W_oh, dL_dos, keep, generator, h0=None):
+    """One unbiased, randomly truncated gradient estimate (after Tallec & Ollivier, 2017).
+
+    Each loss term backpropagates through a random number of steps L, with P(L > l) = keep^l, and
+    the contribution at lag l is divided by P(L > l): in expectation that is the full gradient.
+    """
+    h0 = torch.zeros(W_hh.shape[0], dtype=xs.dtype) if h0 is None else h0
+    hs, _ = linear_rnn_forward.__wrapped__(xs, W_hx, W_hh, W_oh, h0)
+    previous = torch.cat([h0[None], hs[:-1]])                       # (T, d_h)
+    grads = {"W_hx": torch.zeros_like(W_hx), "W_hh": torch.zeros_like(W_hh), "W_oh": dL_dos.T @ hs}
+    for t in range(xs.shape[0]):
+        g = W_oh.T @ dL_dos[t]                                      # dL_t/dh_t
+        for lag in range(t + 1):
+            weight = keep ** -lag                                   # 1 / P(L > lag)
+            grads["W_hx"] += weight * torch.outer(g, xs[t - lag])
+            grads["W_hh"] += weight * torch.outer(g, previous[t - lag])
+            if torch.rand((), generator=generator) > keep:          # stop here with probability 1 - keep
+                break
+            g = W_hh.T @ g
+    return grads
+
+
+def sine_wave_batches(n_series=16, length=60, seed=0):
+    """Noisy sine waves of random frequency and phase: inputs `(n, length, 1)` and next values as targets."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(length + 1, dtype=torch.float32)
+    frequency = 0.1 + 0.2 * torch.rand(n_series, 1, generator=g)
+    phase = 6.28 * torch.rand(n_series, 1, generator=g)
+    waves = torch.sin(frequency * t + phase) + 0.05 * torch.randn(n_series, length + 1, generator=g)
+    return waves[:, :-1, None], waves[:, 1:, None]
+
+
+def train_sine_rnn(clip=None, chunk=None, steps=80, lr=0.5, hidden=16, seed=0, report_every=20):
+    """Train a tanh RNN to predict the next value of sine waves; return the loss after every step.
+
+    clip: global gradient-norm threshold (None: no clipping); chunk: truncated BPTT length (None: full).
+    """
+    torch.manual_seed(seed)
+    rnn, readout = torch.nn.RNN(1, hidden, batch_first=True), torch.nn.Linear(hidden, 1)
+    with torch.no_grad():
+        rnn.weight_hh_l0.mul_(2.5)                                   # a large recurrent weight: explosions happen
+    params = list(rnn.parameters()) + list(readout.parameters())
+    optimizer = torch.optim.SGD(params, lr=lr)
+    x, y = sine_wave_batches(seed=seed)
+    losses = []
+    for step in range(steps):
+        h, total = None, 0.0
+        pieces = range(0, x.shape[1], chunk or x.shape[1])
+        optimizer.zero_grad()
+        for start in pieces:                                         # truncated BPTT: detach between chunks
+            stop = start + (chunk or x.shape[1])
+            out, h = rnn(x[:, start:stop], None if h is None else h.detach())
+            loss = torch.nn.functional.mse_loss(readout(out), y[:, start:stop]) * (stop - start) / x.shape[1]
+            loss.backward()
+            total += loss.item()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        optimizer.step()
+        losses.append(total)
+        if report_every and (step + 1) % report_every == 0:
+            print(f"  step {step + 1:>4}: loss {total:.4f}")
+    return losses

@@ -62,3 +62,16 @@ def kernel_explorer(image, conv2d):
     explore(draw, centre=w.FloatSlider(value=0.0, min=-2, max=2, step=0.25, description="centre"),
             left_right=w.FloatSlider(value=1.0, min=-2, max=2, step=0.25, description="left - right"),
             up_down=w.FloatSlider(value=0.0, min=-2, max=2, step=0.25, description="up - down"))
+
+
+def spectral_radius_explorer(jacobian_norms, matrix_with_spectral_radius, lags=range(0, 41)):
+    """The norm of d h_T / d h_{T-l} = W_hh^l against the lag l, for a chosen spectral radius."""
+    import ipywidgets as w
+    from .figures import plot_lines
+
+    def draw(radius):
+        W = matrix_with_spectral_radius(8, radius)
+        plot_lines(list(lags), {f"spectral radius {radius:.2f}": jacobian_norms(W, lags)}, "lag l = T - t",
+                   "||d h_T / d h_t||", "how far back a gradient reaches", logy=True)
+
+    explore(draw, radius=w.FloatSlider(value=0.9, min=0.5, max=1.5, step=0.05, description="radius"))

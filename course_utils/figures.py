@@ -112,3 +112,49 @@ def plot_experiment(results):
     right.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     plt.show()
+
+
+def plot_lines(x, series, xlabel, ylabel, title, logy=False, styles=None, ax=None, ylim=None):
+    """Several curves over the same x (dict label -> values); optional log y axis and y limits."""
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    for label, values in series.items():
+        ax.plot(x, np.asarray(values, dtype=float), (styles or {}).get(label, "o-"), label=label, ms=3)
+    if logy:
+        ax.set_yscale("log")
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if own:
+        fig.tight_layout()
+        plt.show()
+
+
+def draw_unrolled_rnn(T=4):
+    """The recurrence h_t = f(h_{t-1}, x_t), o_t = g(h_t) drawn unrolled over T steps."""
+    fig, ax = plt.subplots(figsize=(1.9 * T + 1.5, 2.8))
+    box = dict(boxstyle="round,pad=0.35", fc="#e8f0fa", ec="#1f77b4")
+    arrow = dict(arrowstyle="->", color="#444", lw=1.2)
+    ax.text(0, 1, "$h_0$", ha="center", va="center", bbox=dict(box, fc="#f2f2f2", ec="#999"))
+    for t in range(1, T + 1):
+        x = 1.8 * t
+        ax.text(x, 1, f"$h_{t}$", ha="center", va="center", bbox=box, fontsize=12)
+        ax.text(x, 0, f"$x_{t}$", ha="center", va="center", bbox=dict(box, fc="#fdf0e6", ec="#ff7f0e"))
+        ax.text(x, 2, f"$o_{t}$", ha="center", va="center", bbox=dict(box, fc="#eaf6ea", ec="#2ca02c"))
+        ax.annotate("", (x, 0.78), (x, 0.22), arrowprops=arrow)
+        ax.annotate("", (x, 1.78), (x, 1.22), arrowprops=arrow)
+        ax.annotate("", (x - 0.3, 1), (x - 1.5, 1), arrowprops=arrow)
+        ax.text(x - 0.9, 1.12, "$W_{hh}$", ha="center", fontsize=9, color="#444")
+        ax.text(x + 0.12, 0.48, "$W_{hx}$", fontsize=9, color="#444")
+        ax.text(x + 0.12, 1.48, "$W_{oh}$", fontsize=9, color="#444")
+    ax.set_xlim(-0.5, 1.8 * T + 0.6)
+    ax.set_ylim(-0.4, 2.4)
+    ax.axis("off")
+    ax.set_title("one set of weights, reused at every step", fontsize=10)
+    fig.tight_layout()
+    plt.show()
