@@ -63,14 +63,15 @@ def load_submission(path, course, notes):
         raise ValueError(f"the file is larger than {MAX_NOTEBOOK_BYTES // 1024 ** 2} MB")
     try:
         with open(path, encoding="utf-8") as f:
-            nb = nbformat.read(f, as_version=4)
+            raw = json.load(f)
+        ids = [cell.get("id") for cell in raw.get("cells", []) if isinstance(cell, dict) and "id" in cell]
+        if len(set(ids)) != len(ids):  # nbformat would renumber them silently: say so
+            notes.append("duplicated cell ids were renumbered")
+            for i, cell in enumerate(raw["cells"]):
+                cell["id"] = f"cell-{i}"
+        nb = nbformat.reads(json.dumps(raw), as_version=4)
     except Exception as error:  # invalid JSON, not a notebook, wrong format
         raise ValueError(f"not a readable notebook ({type(error).__name__}: {str(error)[:200]})") from None
-    ids = [cell.get("id") for cell in nb.cells]
-    if len(set(ids)) != len(ids):
-        notes.append("duplicated cell ids were renumbered")
-        for i, cell in enumerate(nb.cells):
-            cell["id"] = f"cell-{i}"
     try:
         nbformat.validate(nb)
     except Exception as error:

@@ -17,7 +17,7 @@ SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 
 def run_nbval(path, lax):
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax" if lax else "--nbval",
-               "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout=120", str(path)]
+               "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout=600", str(path)]
     result = subprocess.run(command, cwd=path.parent, capture_output=True, text=True)
     assert result.returncode == 0, f"nbval {'lax' if lax else 'strict'} failed on {path.name}:\n{result.stdout[-6000:]}"
 
