@@ -5,7 +5,7 @@ import torch
 
 from course_utils import bptt as B
 from course_utils.grading import EXERCISES, check
-from test_grading_fc_local_conv import failure_message, passes_everything
+from grading_helpers import failure_message, passes_everything, wrong_variant_tests
 
 IDS = ["scalar_rnn", "scalar_rnn_grads", "linear_rnn_forward", "linear_rnn_bptt", "hidden_state_jacobian",
        "truncated_bptt", "clip_grad_norm"]
@@ -293,18 +293,8 @@ WRONG = {
 }
 
 
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_at_least_five_wrong_variants_per_exercise(exercise_id):
-    assert len(WRONG[exercise_id]) >= 5
-
-
-CASES = [(eid, i, fn, snippet) for eid, wrongs in WRONG.items() for i, (fn, snippet) in enumerate(wrongs)]
-
-
-@pytest.mark.parametrize("exercise_id, i, fn, snippet", CASES, ids=[f"{e}-{i}" for e, i, _, _ in CASES])
-def test_wrong_implementation_fails_with_explanation(exercise_id, i, fn, snippet):
-    message = failure_message(fn, exercise_id)
-    assert snippet in message, message
+test_at_least_five_wrong_variants_per_exercise, test_wrong_implementation_fails_with_explanation = \
+    wrong_variant_tests(IDS, WRONG)
 
 
 def test_forward_mode_autograd_is_forbidden_too():

@@ -6,26 +6,10 @@ import torch.nn.functional as F
 
 from course_utils import convolution as C
 from course_utils.grading import EXERCISES, check, use_or_reference
+from grading_helpers import failure_message, passes_everything, wrong_variant_tests
 
 IDS = ["count_parameters", "extract_patch", "conv1d_matrix", "locally_connected1d", "conv1d", "conv2d",
        "true_convolution1d"]
-
-
-def passes_everything(fn, exercise_id):
-    for part in EXERCISES[exercise_id].parts:
-        check(fn, exercise_id, part)
-        check(fn, exercise_id, part, hidden=True)
-
-
-def failure_message(fn, exercise_id):
-    """The message of the first failing check over all parts, visible then hidden."""
-    for part in EXERCISES[exercise_id].parts:
-        for hidden in (False, True):
-            try:
-                check(fn, exercise_id, part, hidden=hidden)
-            except AssertionError as error:
-                return str(error)
-    pytest.fail(f"a wrong {exercise_id} passed every check")
 
 
 def test_every_curriculum_exercise_is_registered():
@@ -337,19 +321,8 @@ WRONG["true_convolution1d"] = [
 ]
 
 
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_at_least_five_wrong_variants_per_exercise(exercise_id):
-    assert len(WRONG[exercise_id]) >= 5
-
-
-CASES = [(eid, i, fn, snippet) for eid, wrongs in WRONG.items() for i, (fn, snippet) in enumerate(wrongs)]
-
-
-@pytest.mark.parametrize("exercise_id, i, fn, snippet", CASES, ids=[f"{e}-{i}" for e, i, _, _ in CASES])
-def test_wrong_implementation_fails_with_explanation(exercise_id, i, fn, snippet):
-    message = failure_message(fn, exercise_id)
-    assert snippet in message, message
-    assert f"{exercise_id}" in message and "case '" in message, message
+test_at_least_five_wrong_variants_per_exercise, test_wrong_implementation_fails_with_explanation = \
+    wrong_variant_tests(IDS, WRONG)
 
 
 def test_value_failure_reports_case_error_and_position():

@@ -5,7 +5,7 @@ import torch.nn as nn
 
 from course_utils import lstm as L
 from course_utils.grading import EXERCISES
-from test_grading_fc_local_conv import failure_message, passes_everything
+from grading_helpers import failure_message, passes_everything, wrong_variant_tests
 
 IDS = ["lstm_cell", "lstm_forward", "lstm_cell_state_grad", "gru_cell", "input_sensitivity"]
 
@@ -193,15 +193,5 @@ def flipped_z_gru(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     return z * n + (1 - z) * h
 
 
-@pytest.mark.parametrize("exercise_id", IDS)
-def test_at_least_five_wrong_variants_per_exercise(exercise_id):
-    assert len(WRONG[exercise_id]) >= 5
-
-
-CASES = [(eid, i, fn, snippet) for eid, wrongs in WRONG.items() for i, (fn, snippet) in enumerate(wrongs)]
-
-
-@pytest.mark.parametrize("exercise_id, i, fn, snippet", CASES, ids=[f"{e}-{i}" for e, i, _, _ in CASES])
-def test_wrong_implementation_fails_with_explanation(exercise_id, i, fn, snippet):
-    message = failure_message(fn, exercise_id)
-    assert snippet in message, message
+test_at_least_five_wrong_variants_per_exercise, test_wrong_implementation_fails_with_explanation = \
+    wrong_variant_tests(IDS, WRONG)
