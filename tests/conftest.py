@@ -25,3 +25,12 @@ def pytest_configure(config):
         os.environ[var] = str(path)
     # nbgrader runs programs of this environment (alembic) by name.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say where the browser test left its screenshots (one per notebook, solution and student version)."""
+    screenshots = pathlib.Path(tempfile.gettempdir()) / "course-browser-screenshots"  # set by test_browser.py
+    ran = any("test_browser.py" in report.nodeid for reports in terminalreporter.stats.values()
+              for report in reports if hasattr(report, "nodeid"))
+    if ran and screenshots.exists() and any(screenshots.iterdir()):
+        terminalreporter.write_line(f"Browser screenshots: {screenshots}")

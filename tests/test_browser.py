@@ -25,7 +25,7 @@ CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage"]
 RUN_TIMEOUT = 240  # seconds for one notebook to run in the browser
-SCREENSHOTS = pathlib.Path(tempfile.gettempdir()) / "course-browser-screenshots"
+SCREENSHOTS = pathlib.Path(tempfile.gettempdir()) / "course-browser-screenshots"  # conftest.py prints it
 
 if not os.path.exists(CHROMIUM):
     if os.environ.get("CI") == "true":
@@ -83,13 +83,13 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(server):
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)  # only this run's pictures
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
                                                        headless=True, viewport={"width": 1280, "height": 900})
         yield context
         context.close()
     shutil.rmtree(profile, ignore_errors=True)
-    print(f"\nBrowser screenshots: {SCREENSHOTS}")
 
 
 CELLS_JS = """() => {
