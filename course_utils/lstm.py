@@ -14,6 +14,13 @@ def _affine(x, weight, bias):
     return out if bias is None else out + bias
 
 
+def _lstm_update(gates, c):
+    """From the stacked pre-activations `(B, 4H)` (i, f, g, o) and the old cell `(B, H)` to (h', c')."""
+    i, f, g, o = gates.chunk(4, dim=-1)                                        # each (B, H)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
 @reference("lstm_cell")
 def lstm_cell(x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """One LSTM step. x `(B, I)`, state (h, c) each `(B, H)` -> (h', c') each `(B, H)`.
@@ -22,21 +29,19 @@ def lstm_cell(x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """
     h, c = state
     gates = _affine(x, weight_ih, bias_ih) + _affine(h, weight_hh, bias_hh)   # (B, 4H)
-    i, f, g, o = gates.chunk(4, dim=-1)                                        # each (B, H)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h = torch.sigmoid(o) * torch.tanh(c)
-    return h, c
+    return _lstm_update(gates, c)
 
 
 @reference("lstm_forward")
 def lstm_forward(xs, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     """A one-layer LSTM over xs `(B, T, I)` from state (h0, c0) `(B, H)`: (outputs `(B, T, H)`, (h_T, c_T))."""
     h, c = state
+    inputs = _affine(xs, weight_ih, bias_ih)                 # (B, T, 4H): the input part of every gate at once
     outputs = []
     for t in range(xs.shape[1]):
-        h, c = lstm_cell.__wrapped__(xs[:, t], (h, c), weight_ih, weight_hh, bias_ih, bias_hh)
+        h, c = _lstm_update(inputs[:, t] + _affine(h, weight_hh, bias_hh), c)
         outputs.append(h)
-    return torch.stack(outputs, dim=1), (h, c)
+    return torch.stack(outputs, dim=1), (h, c)                # (B, T, H)
 
 
 @reference("lstm_cell_state_grad")
