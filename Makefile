@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 FIRST_NOTEBOOK := $(firstword $(NOTEBOOKS))
 LAB := $(BIN)/jupyter lab --LabApp.app_settings_dir=$(CURDIR)/lab/settings
 
-.PHONY: setup lab lab-instructor test browser-test release grade-demo bench
+.PHONY: setup lab lab-instructor test browser-test release execute grade-demo bench
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ test: setup
 # Every notebook opened and run in JupyterLab in headless Chromium (also part of `make test`).
 browser-test: setup
 	$(BIN)/python -m pytest tests/test_browser.py $(PYTEST_ARGS)
+
+# Re-run the solution notebooks and save their outputs (after editing one): make execute [ARGS=01_fc_local_conv]
+execute: setup
+	$(BIN)/python -m autograde.execute $(ARGS)
 
 # Regenerate the student notebooks from the solution notebooks (nbgrader generate_assignment).
 release: setup
