@@ -30,7 +30,11 @@ def main(argv=None):
                             cpu_seconds=max(args.timeout * 2, 60))
     settings = job.Settings(timeout=args.timeout, cell_timeout=args.cell_timeout, limits=limits,
                             unsafe=args.unsafe_no_sandbox)
-    batch.grade_class(args.submissions, args.out, args.workers, settings)
+    try:
+        batch.grade_class(args.submissions, args.out, args.workers, settings)
+    except RuntimeError as error:  # the grader itself cannot work here: say why, exit non-zero
+        print(f"Grading stopped: {error}", file=sys.stderr)
+        return 3
     print(batch.class_table(args.out))
     print(f"\nResults in {args.out}: grades.csv, summary.csv, report.md, feedback/")
     return 0

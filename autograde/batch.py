@@ -25,6 +25,7 @@ import zipfile
 import nbformat
 
 from . import job as jobs
+from . import sandbox
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRADER_VERSION = "1"
@@ -168,6 +169,8 @@ def grade_class(submissions, out, workers=1, settings=None):
     os.makedirs(work)
     os.chmod(work, 0o711)
     stamp = fingerprint()
+    if not settings.unsafe:
+        sandbox.self_test(work, FIRST_UID, settings.limits)
     courses = prepare_courses(work)
     folder = unpack(submissions, work)
     students, notes = find_submissions(folder, list(courses))

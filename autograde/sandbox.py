@@ -149,3 +149,18 @@ class UnsafeKernelManager(AsyncKernelManager):
     async def _async_pre_start_kernel(self, **kw):
         kw["cwd"] = os.environ["AUTOGRADE_BOX"]
         return await super()._async_pre_start_kernel(**kw)
+
+
+def self_test(work, uid, limits):
+    """Start Python with the course package inside the sandbox once; raise RuntimeError if that fails.
+
+    Without it a broken sandbox (no user namespaces, a missing mount) would look like every student failing.
+    """
+    import subprocess
+    box = os.path.join(work, "sandbox-self-test")
+    prepare_box(box, uid)
+    argv = command([sys.executable, "-c", "import course_utils.grading, os; print(os.getuid())"], box, uid, limits)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError("the sandbox does not work on this machine, so no submission was graded:\n"
+                           + (result.stderr or result.stdout)[-2000:])

@@ -326,8 +326,8 @@ def _matches_variant(variant, args, actual, tolerance=None):
 def check(fn, exercise_id, part="basic", hidden=False, seed=0):
     """Compare `fn` with the reference of `exercise_id` on the cases of one part; print one line if all agree.
 
-    Raises AssertionError with an explanation on the first case that disagrees, and lets
-    NotImplementedError through untouched (the exercise is not attempted yet).
+    Raises AssertionError with an explanation on the first case that disagrees, and
+    NotImplementedError, saying so, while the exercise still holds its stub.
     """
     exercise = EXERCISES[exercise_id]
     count = 0

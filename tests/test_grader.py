@@ -187,3 +187,12 @@ def test_refuses_without_bubblewrap(tmp_path, monkeypatch):
     from autograde import __main__ as cli
     monkeypatch.setattr(sandbox, "available", lambda: False)
     assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_a_broken_sandbox_stops_the_grader_instead_of_failing_every_student(tmp_path, monkeypatch, capsys):
+    from autograde import __main__ as cli
+    monkeypatch.setattr(sandbox, "command", lambda argv, *a, **k: [sys.executable, "-c", "raise SystemExit(1)"])
+    demo.build(tmp_path / "subs", ["solution"])
+    assert cli.main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "out")]) == 3
+    assert "sandbox does not work" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "grades.csv").exists()
