@@ -72,6 +72,7 @@ def spectral_radius_explorer(jacobian_norms, matrix_with_spectral_radius, lags=r
     def draw(radius):
         W = matrix_with_spectral_radius(8, radius)
         plot_lines(list(lags), {f"spectral radius {radius:.2f}": jacobian_norms(W, lags)}, "lag l = T - t",
-                   "||d h_T / d h_t||", "how far back a gradient reaches", logy=True)
+                   "||d h_T / d h_t||", "how far back a gradient reaches", logy=True,
+                   ylim=(1e-6, 1e6))  # fixed, so that moving the slider compares like with like
 
     explore(draw, radius=w.FloatSlider(value=0.9, min=0.5, max=1.5, step=0.05, description="radius"))
