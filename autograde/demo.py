@@ -173,12 +173,22 @@ def _partial():
     return nb
 
 
+def _series(folder):
+    """Every released notebook as found in `folder` (solutions/ or notebooks/): {file name: notebook}."""
+    names = sorted(n for n in os.listdir(os.path.join(REPO, folder))
+                   if os.path.exists(os.path.join(REPO, folder, n, f"{n}.ipynb")))
+    return {f"{n}.ipynb": nbformat.read(os.path.join(REPO, folder, n, f"{n}.ipynb"), as_version=4) for n in names}
+
+
 def students():
-    """{student: ({file name: notebook node or text}, expected outcome)}."""
-    solution, release = _solution(), _release()
+    """{student: ({file name: notebook node or text}, expected outcome)}.
+
+    The honest students hand in the whole series; the hostile ones only notebook 01.
+    """
+    solution = _solution()
     files = {
-        "solution": ({f"{NB}.ipynb": solution}, "full"),
-        "untouched": ({f"{NB}.ipynb": release}, "zero"),
+        "solution": (_series("solutions"), "full"),
+        "untouched": (_series("notebooks"), "zero"),
         "partial": ({f"{NB}.ipynb": _partial()}, "partial"),
     }
     for name, (outcome, source) in HOSTILE.items():

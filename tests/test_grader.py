@@ -97,7 +97,9 @@ def test_csv_layout(class_run):
 def test_each_student_gets_the_expected_outcome(class_run, student):
     rows = class_run["rows"][student]
     outcome = class_run["outcomes"][student]
-    graded = autograded(rows)
+    # the honest students hand in the whole series, the others notebook 01 only
+    graded = [r for r in rows if r["status"] != "manual"] if student in ("solution", "untouched") \
+        else autograded(rows)
     assert graded, rows
     target = [r for r in graded if r["grade_id"].startswith(f"test_{demo.TARGET}__")]
     others = [r for r in graded if r not in target]
