@@ -187,11 +187,13 @@ def recheck_verdicts(course, results):
             problem = None
             for (name, args), answer in zip(cases, outcome):
                 kind, value = (answer + (None, None))[:2] if isinstance(answer, tuple) else ("error", "bad record")
-                if kind == "validated":
-                    problem = value if isinstance(value, str) else None
-                elif kind == "ok":
-                    message = grading.compare(exercise.reference(*grading._clone(args)), value,
-                                              tolerance=exercise.tolerance)
+                if kind == "ok":
+                    try:
+                        message = grading.judge(exercise, args, value) if exercise.collect else \
+                            grading.compare(exercise.reference(*grading._clone(args)), value,
+                                            tolerance=exercise.tolerance)
+                    except Exception as error:  # collected data of the wrong kind
+                        message = f"the result could not be judged ({type(error).__name__}: {error})"
                     problem = message and f"case '{name}': {message}"
                 else:
                     problem = str(value)

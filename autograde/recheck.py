@@ -5,8 +5,8 @@ definitions only (imports, functions, classes and simple constants; no other top
 no monkeypatching, transformer or hook a cell installs), calls each exercise on the grader's
 cases (the same deterministic inputs as the test cells, hidden ones included) and saves the raw
 results with `torch.save`. The trusted grader loads them with `weights_only=True` and compares
-them with the references itself; nothing this process says about right or wrong is believed,
-except for exercises graded by a `validate` function, whose message it reports.
+them with the references itself; nothing this process says about right or wrong is believed (for
+exercises with a collect/judge pair it returns what `collect` gathered, and the grader judges it).
 """
 import ast
 import json
@@ -88,11 +88,11 @@ def call(exercise, fn, name, args, grading, ForbiddenCallError):
     if not callable(fn):
         return ("error", "the function is not defined")
     try:
-        if exercise.validate:
+        if exercise.collect:
             def guarded(*call_args):
                 with grading.forbidden_calls(exercise):
                     return fn(*call_args)
-            return ("validated", exercise.validate(guarded, grading._clone(args)))
+            return ("ok", plain(exercise.collect(guarded, grading._clone(args))))
         with grading.forbidden_calls(exercise):
             return ("ok", plain(fn(*grading._clone(args))))
     except ForbiddenCallError as error:

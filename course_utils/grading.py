@@ -52,7 +52,13 @@ class Exercise:
     forbidden: dict = dataclasses.field(default_factory=dict)
     forbidden_aten: str = None
     describe: Callable = None  # optional: args -> short text; the default lists shapes and values
-    validate: Callable = None  # optional: (student_fn, args) -> message or None, replaces the comparison
+    # For exercises whose answer is not one value (a sampler, say), a pair replaces the comparison:
+    # collect(fn, args) calls fn as often as it needs and returns plain data (ints, floats, tensors);
+    # judge(args, data, fn) -> message or None says whether `data` is what `fn` (the reference, or a
+    # wrong variant when looking for a hint) would produce. The grader's re-check runs collect on the
+    # student's side and judge on its own.
+    collect: Callable = None
+    judge: Callable = None
     tolerance: tuple = None    # optional (rtol, atol) for every dtype, instead of TOLERANCES
 
     @property
@@ -286,13 +292,11 @@ def run_case(fn, exercise, name, args):
             return fn(*call_args)
 
     try:
-        if exercise.validate:
-            problem = exercise.validate(guarded, given)
-            actual = None
+        if exercise.collect:
+            actual = exercise.collect(guarded, given)
         else:
             expected = exercise.reference(*_clone(args))
             actual = guarded(*given)
-            problem = None
     except NotImplementedError:
         raise NotImplementedError(f"{exercise.id} is not written yet: replace `raise NotImplementedError()` "
                                   f"in its cell with your code.") from None
@@ -303,24 +307,30 @@ def run_case(fn, exercise, name, args):
     if _mutated(args, given):
         return header + "your function changed its input tensors in place. Work on new tensors instead " \
                         "(out-of-place ops, or .clone() before writing into a copy)."
-    if not exercise.validate:
-        problem = compare(expected, actual, tolerance=exercise.tolerance)
+    problem = judge(exercise, args, actual) if exercise.collect else compare(expected, actual,
+                                                                           tolerance=exercise.tolerance)
     if problem is None:
         return None
-    hints = [] if exercise.validate else [v.message for v in exercise.variants
-                                          if _matches_variant(v, args, actual, exercise.tolerance)]
+    hints = [v.message for v in exercise.variants if _matches_variant(v, exercise, args, actual)]
     if hints:
         problem += "\n  Likely misconception: " + "\n  Or: ".join(hints[:2])
     return header + problem
 
 
-def _matches_variant(variant, args, actual, tolerance=None):
+def judge(exercise, args, actual, fn=None):
+    """The trusted half of a collect/judge exercise: None when `actual` is what `fn` (default: the reference) gives."""
+    return exercise.judge(_clone(args), actual, fn or exercise.reference)
+
+
+def _matches_variant(variant, exercise, args, actual):
     try:
         with torch.no_grad():
+            if exercise.collect:
+                return judge(exercise, args, actual, variant.fn) is None
             wrong = variant.fn(*_clone(args))
     except Exception:
         return False
-    return compare(wrong, actual, tolerance=tolerance) is None
+    return compare(wrong, actual, tolerance=exercise.tolerance) is None
 
 
 def check(fn, exercise_id, part="basic", hidden=False, seed=0):
