@@ -59,15 +59,26 @@ def run_notebook(path, env=None):
     return time.perf_counter() - start
 
 
+# Seconds a solution notebook may take: (goal, goal under the autograder or None). The capstone trains
+# four models and shrinks its budgets when NBGRADER_EXECUTION is set.
+GOALS = {"05": (45, 15)}
+DEFAULT_GOAL = (30, None)
+
+
 def bench_notebooks(rows, runs=3):
     total = 0.0
     for nb_id in notebook_ids():
         path = os.path.join(REPO, "solutions", nb_id, f"{nb_id}.ipynb")
+        goal, graded_goal = GOALS.get(nb_id[:2], DEFAULT_GOAL)
         seconds = statistics.median(run_notebook(path) for _ in range(runs))
         total += seconds
-        goal = 45 if nb_id.startswith("05") else 30
         rows.append(("notebooks", f"{nb_id} (median of {runs})", seconds, "s", f"<= {goal} s", seconds <= goal))
         print(f"  {nb_id}: {seconds:.1f} s", flush=True)
+        if graded_goal:
+            graded = statistics.median(run_notebook(path, {"NBGRADER_EXECUTION": "autograde"}) for _ in range(runs))
+            rows.append(("notebooks", f"{nb_id} under the autograder (median of {runs})", graded, "s",
+                         f"<= {graded_goal} s", graded <= graded_goal))
+            print(f"  {nb_id} under the autograder: {graded:.1f} s", flush=True)
     rows.append(("notebooks", "series total", total, "s", "", None))
 
 

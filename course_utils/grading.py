@@ -80,6 +80,30 @@ def register(exercise):
 # Forbidden calls
 
 
+class ForbiddenByName(dict):
+    """An `Exercise.forbidden` table (torch callable -> name shown) that also matches by name.
+
+    Any torch function or `torch.ops.aten` op whose name matches `pattern` counts as listed, so the
+    private and aten spellings of a forbidden op are caught as well as the public ones.
+    """
+
+    def __init__(self, pattern, listed):
+        super().__init__(listed)
+        self.pattern = re.compile(pattern)
+
+    def get(self, func, default=None):
+        name = super().get(func)
+        if name is not None:
+            return name
+        func_name = getattr(func, "__name__", None)
+        if not isinstance(func_name, str) or not self.pattern.search(func_name):
+            return default
+        if type(func).__module__ == "torch._ops":                   # torch.ops.aten.<op> or one of its overloads
+            return f"torch.ops.{func}"
+        module = getattr(func, "__module__", None) or ""
+        return f"torch.{func_name}" if module.startswith("torch") else default
+
+
 class _ForbidFunctions(TorchFunctionMode):
     def __init__(self, exercise):
         super().__init__()

@@ -138,7 +138,12 @@ WRONG = {
                   (lambda x, state, w_ih, w_hh, b_ih=None, b_hh=None: L.lstm_cell(x, state, w_ih, w_hh, b_ih, b_hh),
                    "course's reference"),
                   (lambda x, state, w_ih, w_hh, b_ih=None, b_hh=None: torch.lstm_cell(x, state, w_ih, w_hh, b_ih,
-                                                                                       b_hh), "torch.lstm_cell")],
+                                                                                       b_hh), "torch.lstm_cell"),
+                  (lambda x, state, w_ih, w_hh, b_ih=None, b_hh=None: torch.ops.aten.lstm_cell(
+                      x, list(state), w_ih, w_hh, b_ih, b_hh), "torch.ops.aten.lstm_cell"),
+                  (lambda x, state, *w: lstm_cell_swapped_activations(x, state, *w), "sigmoid and tanh are swapped"),
+                  (lambda x, state, *w: lstm_cell_loops(x, state[::-1], *w), "hidden state first"),
+                  (lambda x, state, *w: lstm_cell_reading_old_cell(x, state, *w), "NEW cell state")],
     "lstm_forward": [(forward_with(lstm_cell_loops, carry=False), "carried from step to step"),
                      (lambda xs, state, *w: (lstm_forward_loops(xs, state, *w)[0].transpose(0, 1),
                                              lstm_forward_loops(xs, state, *w)[1]), "batch first"),
@@ -147,6 +152,7 @@ WRONG = {
                       "(1, B, H)"),
                      (forward_with(cell_with(order=(0, 1, 3, 2))), "i, f, g, o"),
                      (lstm_forward_nn, "torch.lstm"),
+                     (forward_with(lambda x, state, *w: nn_cell_step(nn.LSTMCell, x, state, *w)), "torch.lstm_cell"),
                      (lambda xs, state, *w: (lstm_forward_loops(xs, state, *w)[0].flip(1),
                                              lstm_forward_loops(xs, state, *w)[1]), "time order")],
     "lstm_cell_state_grad": [(lambda dh, dc, o, c, f: dh * o * (1 - torch.tanh(c) ** 2), "add dL/dc_{t+1} * f_{t+1}"),
@@ -161,15 +167,72 @@ WRONG = {
                   "bias_hh"),
                  (lambda x, h, w_ih, w_hh, b_ih=None, b_hh=None: torch.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh),
                   "torch.gru_cell"),
-                 (lambda x, h, *w: gru_loops(x, h, *w)[:, :1], "shape")],
+                 (lambda x, h, *w: gru_loops(x, h, *w)[:, :1], "shape"),
+                 (lambda x, h, w_ih, w_hh, b_ih=None, b_hh=None: torch.ops.aten.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh),
+                  "torch.ops.aten.gru_cell"),
+                 (lambda x, h, *w: nn_cell_step(nn.GRUCell, x, h, *w), "torch.gru_cell"),
+                 (lambda *a: gru_bias_outside_reset(*a), "multiplies the bias b_hn too")],
     "input_sensitivity": [(sensitivity_of(lambda h, x1: h.norm()), "not the size of h_t"),
                           (sensitivity_of(lambda h, x1: full_jacobian(h, x1).norm() ** 2), "not its square"),
                           (sensitivity_of(lambda h, x1: full_jacobian(h, x1).abs().sum()), "sum of absolute"),
                           (sensitivity_of(lambda h, x1: torch.autograd.grad(h.sum(), x1, retain_graph=True)[0].norm()),
                            "not their sum"),
                           (lambda step, xs, state: sensitivity_jacrev(step, xs, state)[1:], "shape"),
-                          (lambda step, xs, state: sensitivity_jacrev(step, xs, state).flip(0), "values are off")],
+                          (lambda step, xs, state: sensitivity_jacrev(step, xs, state).flip(0), "values are off"),
+                          (lambda *a: sensitivity_reading_x1_everywhere(*a), "only the first step reads x_1"),
+                          (lambda step, xs, state: torch.cat([torch.zeros(1, dtype=xs.dtype),
+                                                              sensitivity_jacrev(step, xs, state)[:-1]]),
+                           "state AFTER step t")],
 }
+
+
+def lstm_cell_swapped_activations(x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    h, c = state
+    pre = x @ weight_ih.T + h @ weight_hh.T + (0 if bias_ih is None else bias_ih + bias_hh)
+    i, f, g, o = pre.chunk(4, dim=-1)
+    c = torch.tanh(f) * c + torch.tanh(i) * torch.sigmoid(g)
+    return torch.tanh(o) * torch.tanh(c), c
+
+
+def lstm_cell_reading_old_cell(x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    h, c = state
+    pre = x @ weight_ih.T + h @ weight_hh.T + (0 if bias_ih is None else bias_ih + bias_hh)
+    i, f, g, o = pre.chunk(4, dim=-1)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c_new
+
+
+def nn_cell_step(module, x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    """One step through nn.LSTMCell or nn.GRUCell with the given weights: forbidden."""
+    h = state[0] if isinstance(state, tuple) else state
+    cell = module(x.shape[-1], h.shape[-1], bias=bias_ih is not None, dtype=x.dtype)
+    with torch.no_grad():
+        cell.weight_ih.copy_(weight_ih)
+        cell.weight_hh.copy_(weight_hh)
+        if bias_ih is not None:
+            cell.bias_ih.copy_(bias_ih)
+            cell.bias_hh.copy_(bias_hh)
+        return cell(x, state)
+
+
+def gru_bias_outside_reset(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    H = h.shape[-1]
+    bi = bias_ih if bias_ih is not None else torch.zeros(3 * H, dtype=x.dtype)
+    bh = bias_hh if bias_hh is not None else torch.zeros(3 * H, dtype=x.dtype)
+    gi, gh = x @ weight_ih.T + bi, h @ weight_hh.T
+    r = torch.sigmoid(gi[:, :H] + gh[:, :H] + bh[:H])
+    z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H] + bh[H:2 * H])
+    n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:] + bh[2 * H:])
+    return (1 - z) * n + z * h
+
+
+def sensitivity_reading_x1_everywhere(step, xs, state):
+    x1 = xs[0].clone().requires_grad_(True)
+    out = []
+    for _ in range(xs.shape[0]):
+        h, state = step(x1, state)
+        out.append(full_jacobian(h, x1).norm())
+    return torch.stack(out).to(xs.dtype)
 
 
 def textbook_gru(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):

@@ -2,15 +2,16 @@
 import torch
 
 from .. import lstm as ref
-from ..grading import Exercise, Variant, register
+from ..grading import Exercise, ForbiddenByName, Variant, register
 from .fc_local_conv import F32, F64, randint, randn
 
-RECURRENT_OPS = {
+# Matching by name catches torch.ops.aten.lstm_cell, torch.quantized_lstm and the like too.
+RECURRENT_OPS = ForbiddenByName(r"lstm|gru", {
     torch.lstm_cell: "torch.lstm_cell (nn.LSTMCell)",
     torch.lstm: "torch.lstm (nn.LSTM)",
     torch.gru_cell: "torch.gru_cell (nn.GRUCell)",
     torch.gru: "torch.gru (nn.GRU)",
-}
+})
 
 
 def _weights(g, gates, I, H, bias, dtype):
@@ -34,16 +35,17 @@ def _cell_random(g, dtype):
 
 
 def _lstm_variant(order=(0, 1, 2, 3), g_act=torch.tanh, use_bias_hh=True, output=lambda o, c: o * torch.tanh(c),
-                  cell=lambda i, f, g, c: f * c + i * g, swap_return=False):
+                  cell=lambda i, f, g, c: f * c + i * g, swap_return=False, gate_act=torch.sigmoid,
+                  swap_state=False, old_cell_output=False):
     """A wrong LSTM cell: chunks taken in `order` as (i, f, g, o), with the given choices."""
     def variant(x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
-        h, c = state
+        h, c = state[::-1] if swap_state else state
         gates = ref._affine(x, weight_ih, bias_ih) + ref._affine(h, weight_hh, bias_hh if use_bias_hh else None)
         chunks = gates.chunk(4, dim=-1)
         i, f, g, o = (chunks[k] for k in order)
-        c = cell(torch.sigmoid(i), torch.sigmoid(f), g_act(g), c)
-        h = output(torch.sigmoid(o), c)
-        return (c, h) if swap_return else (h, c)
+        c_new = cell(gate_act(i), gate_act(f), g_act(g), c)
+        h = output(gate_act(o), c if old_cell_output else c_new)
+        return (c_new, h) if swap_return else (h, c_new)
     return variant
 
 
@@ -58,6 +60,12 @@ LSTM_VARIANTS = [
                                                               "c' = f * c + i * g."),
     Variant(_lstm_variant(order=(1, 0, 2, 3)), "the input gate comes first and the forget gate second (i, f, g, o)."),
     Variant(_lstm_variant(swap_return=True), "return (h, c) in that order."),
+    Variant(_lstm_variant(gate_act=torch.tanh, g_act=torch.sigmoid),
+            "sigmoid and tanh are swapped: the gates i, f, o are sigmoids (between 0 and 1, how much passes), the "
+            "candidate g is a tanh (between -1 and 1, what is written)."),
+    Variant(_lstm_variant(swap_state=True), "the state is (h, c), hidden state first, as nn.LSTMCell takes it."),
+    Variant(_lstm_variant(old_cell_output=True), "the output reads the NEW cell state: h' = o * tanh(c'), with "
+                                                 "c' = f * c + i * g computed first."),
 ]
 
 register(Exercise(
@@ -177,13 +185,16 @@ register(Exercise(
 ))
 
 
-def _gru_case(B, I, H, bias=True, dtype=F32):
+def _gru_case(B, I, H, bias=True, dtype=F32, zero_state=False):
     def build(g):
-        return (randn(g, B, I, dtype=dtype), randn(g, B, H, dtype=dtype), *_weights(g, 3, I, H, bias, dtype))
+        x = randn(g, B, I, dtype=dtype)
+        h = torch.zeros(B, H, dtype=dtype) if zero_state else randn(g, B, H, dtype=dtype)
+        return (x, h, *_weights(g, 3, I, H, bias, dtype))
     return build
 
 
-def _gru_variant(textbook=False, order=(0, 1, 2), flip_z=False, use_bias_hh=True, n_act=torch.tanh):
+def _gru_variant(textbook=False, order=(0, 1, 2), flip_z=False, use_bias_hh=True, n_act=torch.tanh,
+                 b_hn_outside=False):
     def variant(x, h, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
         x_parts = ref._affine(x, weight_ih, bias_ih).chunk(3, dim=-1)
         h_parts = ref._affine(h, weight_hh, bias_hh if use_bias_hh else None).chunk(3, dim=-1)
@@ -194,6 +205,8 @@ def _gru_variant(textbook=False, order=(0, 1, 2), flip_z=False, use_bias_hh=True
         W_hn, b_hn = weight_hh[2 * H:], (bias_hh[2 * H:] if bias_hh is not None and use_bias_hh else None)
         if textbook:   # reset applied to h before the matrix: W_hn (r * h) + b_hn
             n = n_act(x_n + ref._affine(r * h, W_hn, b_hn))
+        elif b_hn_outside:   # reset applied to W_hn h only: r * (W_hn h) + b_hn
+            n = n_act(x_n + r * (h @ W_hn.T) + (0 if b_hn is None else b_hn))
         else:
             n = n_act(x_n + r * h_parts[order[2]])
         return z * n + (1 - z) * h if flip_z else (1 - z) * n + z * h
@@ -207,10 +220,11 @@ register(Exercise(
         "no biases (None)": _gru_case(3, 2, 2, bias=False),
         "H = 1": _gru_case(2, 2, 1),
         "float64, batch 1": _gru_case(1, 3, 3, dtype=F64),
+        "zero initial state": _gru_case(3, 2, 3, zero_state=True),
     },
     parts={
         "basic": {"visible": ["batch 2, I = 3, H = 4, biases"], "hidden": ["float64, batch 1"], "random": 4},
-        "edge": {"visible": ["no biases (None)"], "hidden": ["H = 1"], "random": 6},
+        "edge": {"visible": ["no biases (None)"], "hidden": ["H = 1", "zero initial state"], "random": 6},
     },
     random_case=lambda g, dtype: _gru_case(randint(g, 1, 3), randint(g, 1, 4), randint(g, 1, 4),
                                            bool(randint(g, 0, 1)), dtype)(g),
@@ -223,6 +237,8 @@ register(Exercise(
         Variant(_gru_variant(order=(1, 0, 2)), "PyTorch stacks the gates as r, z, n (reset first)."),
         Variant(_gru_variant(use_bias_hh=False), "both biases count: bias_hh is added too (b_hn inside the reset)."),
         Variant(_gru_variant(n_act=torch.sigmoid), "the candidate n uses tanh; only r and z use the sigmoid."),
+        Variant(_gru_variant(b_hn_outside=True), "the reset gate multiplies the bias b_hn too: "
+                                                 "n = tanh(W_in x + b_in + r * (W_hn h + b_hn))."),
     ],
 ))
 
@@ -253,17 +269,21 @@ class _Step:
         return f"<{self.kind} step, I={self.I}, H={self.H}>"
 
 
-def _sensitivity_case(kind, T, I, H, dtype=F32):
+def _sensitivity_case(kind, T, I, H, dtype=F32, zero_state=True):
     def build(g):
         step = _Step(kind, I, H, g, dtype)
-        zeros = torch.zeros(H, dtype=dtype)
-        return step, randn(g, T, I, dtype=dtype), (zeros, zeros.clone()) if kind == "lstm" else zeros
+        xs = randn(g, T, I, dtype=dtype)
+        h0, c0 = (torch.zeros(H, dtype=dtype), torch.zeros(H, dtype=dtype)) if zero_state else \
+            (randn(g, H, dtype=dtype) * 0.5, randn(g, H, dtype=dtype))
+        return step, xs, (h0, c0) if kind == "lstm" else h0
     return build
 
 
 def _describe_sensitivity(args):
-    step, xs, _ = args
-    return f"step {step!r}, xs {tuple(xs.shape)} {str(xs.dtype).replace('torch.', '')}"
+    step, xs, state = args
+    zero = all(not s.any() for s in (state if isinstance(state, tuple) else (state,)))
+    return (f"step {step!r}, xs {tuple(xs.shape)} {str(xs.dtype).replace('torch.', '')}, "
+            f"{'zero' if zero else 'non-zero'} initial state")
 
 
 def _sensitivity_variant(measure):
@@ -276,6 +296,22 @@ def _sensitivity_variant(measure):
                 out.append(measure(h, x1))
         return torch.stack(out).to(xs.dtype)
     return variant
+
+
+def _first_input_everywhere(step, xs, state):
+    x1 = xs[0].clone().requires_grad_(True)
+    out = []
+    with torch.enable_grad():
+        for t in range(xs.shape[0]):
+            h, state = step(x1, state)
+            out.append(_jacobian(h, x1).norm())
+    return torch.stack(out).to(xs.dtype)
+
+
+def _shifted_by_one(step, xs, state):
+    """[0, s_1, ..., s_{T-1}]: entry 0 taken as the sensitivity of h_0."""
+    full = ref.input_sensitivity.__wrapped__(step, xs, state)
+    return torch.cat([torch.zeros(1, dtype=full.dtype), full[:-1]])
 
 
 def _jacobian(h, x1):
@@ -302,10 +338,14 @@ register(Exercise(
         "GRU, T = 4": _sensitivity_case("gru", 4, 3, 2),
         "T = 1": _sensitivity_case("rnn", 1, 2, 2),
         "float64 LSTM, T = 8": _sensitivity_case("lstm", 8, 2, 2, F64),
+        "LSTM, non-zero initial state": _sensitivity_case("lstm", 6, 3, 2, zero_state=False),
+        "tanh RNN, non-zero initial state, float64": _sensitivity_case("rnn", 5, 2, 4, F64, zero_state=False),
     },
     parts={
-        "basic": {"visible": ["tanh RNN, T = 6, I = 2, H = 3"], "hidden": ["GRU, T = 4"], "random": 0},
-        "edge": {"visible": ["LSTM, T = 5"], "hidden": ["T = 1", "float64 LSTM, T = 8"], "random": 0},
+        "basic": {"visible": ["tanh RNN, T = 6, I = 2, H = 3"],
+                  "hidden": ["GRU, T = 4", "tanh RNN, non-zero initial state, float64"], "random": 0},
+        "edge": {"visible": ["LSTM, T = 5"], "hidden": ["T = 1", "float64 LSTM, T = 8",
+                                                        "LSTM, non-zero initial state"], "random": 0},
     },
     describe=_describe_sensitivity,
     variants=[
@@ -318,5 +358,9 @@ register(Exercise(
                 "use the Frobenius norm of the Jacobian, not the sum of absolute values."),
         Variant(_sensitivity_variant(lambda h, x1: torch.autograd.grad(h.sum(), x1, retain_graph=True)[0].norm()),
                 "differentiate every unit of h_t separately (the whole Jacobian), not their sum."),
+        Variant(_first_input_everywhere, "only the first step reads x_1: step t reads xs[t - 1], so feed x_1 at "
+                                         "the first step and the other inputs after it."),
+        Variant(_shifted_by_one, "entry t - 1 belongs to h_t, the state AFTER step t: the first entry is the "
+                                 "sensitivity of h_1 (not of the initial state, which does not depend on x_1)."),
     ],
 ))

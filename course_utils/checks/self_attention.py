@@ -1,12 +1,11 @@
 """Cases, forbidden calls and known mistakes for notebook 04 (self-attention from scratch)."""
 import math
-import re
 
 import torch
 import torch.nn.functional as F
 
 from .. import attention as ref
-from ..grading import Exercise, Variant, register
+from ..grading import Exercise, ForbiddenByName, Variant, register
 from .fc_local_conv import F32, F64, randint, randn
 
 # ---------------------------------------------------------------------------------------------
@@ -19,27 +18,7 @@ ATTENTION_NAMES = (r"scaled_dot_product|multi_head_attention|_native_multi_head|
 # telltale op is _safe_softmax; the fused paths (reached through nn.MultiheadAttention) keep their names.
 ATTENTION_ATEN = ATTENTION_NAMES + r"|_safe_softmax"
 
-
-class _AttentionCalls(dict):
-    """The forbidden-callable table, matching by name too: `torch.ops.aten.<attention op>` and private
-    torch attention functions are caught as well as the public ones listed."""
-
-    _pattern = re.compile(ATTENTION_NAMES)
-
-    def get(self, func, default=None):
-        name = super().get(func)
-        if name is not None:
-            return name
-        func_name = getattr(func, "__name__", None)
-        if not isinstance(func_name, str) or not self._pattern.search(func_name):
-            return default
-        if type(func).__module__ == "torch._ops":                   # torch.ops.aten.<op> or one of its overloads
-            return f"torch.ops.{func}"
-        module = getattr(func, "__module__", None) or ""
-        return f"torch.{func_name}" if module.startswith("torch") else default
-
-
-ATTENTION_FORBIDDEN = _AttentionCalls({
+ATTENTION_FORBIDDEN = ForbiddenByName(ATTENTION_NAMES, {
     F.scaled_dot_product_attention: "torch.nn.functional.scaled_dot_product_attention",
     F.multi_head_attention_forward: "torch.nn.functional.multi_head_attention_forward (nn.MultiheadAttention)",
     torch._native_multi_head_attention: "torch._native_multi_head_attention (nn.MultiheadAttention)",
