@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from .attention import TinyCausalTransformer, single_thread
+from .digits import count as count_parameters
 from .reference import reference
 
 # ---------------------------------------------------------------------------------------------
@@ -226,10 +227,6 @@ def detach(state):
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
-
-
-def count_parameters(model):
-    return sum(p.numel() for p in model.parameters())
 
 
 # ---------------------------------------------------------------------------------------------
